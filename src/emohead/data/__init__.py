@@ -1,0 +1,1 @@
+"""MEAD layout, download, resampling and the generated sample dataset."""

@@ -1,0 +1,1 @@
+"""Landmarks, MFCC, face crops and the Parquet schemas every later stage reads."""
