@@ -57,6 +57,9 @@ class StageRun:
         clean = {k: float(v) for k, v in values.items() if v is not None}
         self._mlflow.log_metrics(clean, step=step)
 
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
     def tags(self, values: dict[str, str]) -> None:
         self._mlflow.set_tags(values)
 
