@@ -31,7 +31,7 @@ MAX_SIZE_CHANGE = 1.25  # ratio of landmark box sizes, either way
 
 @cache
 def predictor_path() -> Path:
-    """The 68-point model shipped in face_recognition_models (located, not imported: it breaks on setuptools>=81)."""
+    """The 68-point model in face_recognition_models (found, not imported: it breaks on setuptools >= 81)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("face_recognition_models is not installed: it provides the 68-point dlib model")
@@ -110,19 +110,19 @@ class LandmarkDetector:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
     def track_clip(self, frames: Iterable[np.ndarray]) -> TrackResult:
-        """Landmarks for every frame: detect, then fit in a box that follows the previous frame's landmarks."""
+        """Landmarks per frame: detect, then fit in a box that follows the previous frame's landmarks."""
         points: list[np.ndarray | None] = []
         faces_max = 0
         previous: np.ndarray | None = None
-        # Detector box relative to its landmark box, so tracking boxes look like the detector's.
-        offsets = np.zeros(4, dtype=np.float64)
+        box_in_face_units = np.zeros(4)  # the last detector box, relative to its fit's stable points
         since_detection = 0
         for frame in frames:
             gray = to_gray(frame)
             current = None
             due = self.redetect_every > 0 and since_detection >= self.redetect_every
             if previous is not None and not due:
-                current = self.fit(gray, _shift_box(landmark_box(previous), offsets))
+                centre, scale = _anchor(previous)
+                current = self.fit(gray, tuple(np.tile(centre, 2) + box_in_face_units * scale))
                 if not _consistent(landmark_box(previous), landmark_box(current)):
                     current = None
             if current is None:
@@ -132,7 +132,8 @@ class LandmarkDetector:
                 faces_max = max(faces_max, len(boxes))
                 if boxes:
                     current = self.fit(gray, boxes[0])
-                    offsets = _box_offsets(boxes[0], landmark_box(current))
+                    centre, scale = _anchor(current)
+                    box_in_face_units = (np.asarray(boxes[0]) - np.tile(centre, 2)) / scale
             since_detection += 1
             points.append(current)
             previous = current
@@ -142,15 +143,16 @@ class LandmarkDetector:
         return TrackResult(interpolate_missing(points), detected, faces_max)
 
 
-def _box_offsets(box: Box, lm_box: Box) -> np.ndarray:
-    """Detector box edges minus landmark box edges, in units of the landmark box's size."""
-    size = max(lm_box[2] - lm_box[0], lm_box[3] - lm_box[1], 1.0)
-    return (np.asarray(box, dtype=np.float64) - np.asarray(lm_box, dtype=np.float64)) / size
+# Brows, nose and eyes: the jaw and lips move with speech, and a box that follows them drifts
+# (the predictor's jaw grows with its box, the next box grows with the jaw...).
+STABLE_POINTS = slice(17, 48)
 
 
-def _shift_box(lm_box: Box, offsets: np.ndarray) -> Box:
-    size = max(lm_box[2] - lm_box[0], lm_box[3] - lm_box[1], 1.0)
-    return tuple(np.asarray(lm_box, dtype=np.float64) + offsets * size)  # type: ignore[return-value]
+def _anchor(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centroid and RMS radius of the stable points: where the tracking box is pinned."""
+    stable = points[STABLE_POINTS].astype(np.float64)
+    centre = stable.mean(axis=0)
+    return centre, max(float(np.sqrt(((stable - centre) ** 2).sum(axis=1).mean())), 1.0)
 
 
 def _consistent(before: Box, after: Box) -> bool:
