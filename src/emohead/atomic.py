@@ -17,6 +17,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `target` (file or folder); on success it replaces `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     staged = tmp / target.name
     try:
@@ -30,6 +31,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(staged, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temp folders of a run killed with SIGKILL (no cleanup ran) would otherwise pile up."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: Any) -> None:

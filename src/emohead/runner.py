@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -40,9 +41,15 @@ def guarded(name: str, body: Callable[[], Any]) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stage(name: str, load_config: Callable[[dict], T], run: Callable[[T], Any]) -> None:
     """What every stages/<name>.py calls: parse params.yaml into the stage config, run, exit."""
     setup_logging()
+    # SIGTERM (dvc queue kill, CI timeouts) unwinds like Ctrl-C so temp outputs are cleaned up.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     def body() -> None:
         config = load_config(read_params("params.yaml"))

@@ -27,6 +27,7 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom in full-fram
 # distrusted and replaced by a fresh detection (the predictor happily fits a face into any box).
 MAX_CENTRE_JUMP = 0.25  # share of the previous landmark box size
 MAX_SIZE_CHANGE = 1.25  # ratio of landmark box sizes, either way
+MIN_FACE_CONTRAST = 4.0  # grey-level std under the landmarks; below it the "face" is a flat patch
 
 
 @cache
@@ -123,7 +124,8 @@ class LandmarkDetector:
             if previous is not None and not due:
                 centre, scale = _anchor(previous)
                 current = self.fit(gray, tuple(np.tile(centre, 2) + box_in_face_units * scale))
-                if not _consistent(landmark_box(previous), landmark_box(current)):
+                lost = _featureless(gray, current)
+                if lost or not _consistent(landmark_box(previous), landmark_box(current)):
                     current = None
             if current is None:
                 boxes = self.detect(gray)
@@ -164,6 +166,13 @@ def _consistent(before: Box, after: Box) -> bool:
         (after[0] + after[2] - before[0] - before[2]) / 2, (after[1] + after[3] - before[1] - before[3]) / 2
     )
     return 1 / MAX_SIZE_CHANGE <= ratio <= MAX_SIZE_CHANGE and centre_jump <= MAX_CENTRE_JUMP * size_before
+
+
+def _featureless(gray: np.ndarray, points: np.ndarray) -> bool:
+    """The predictor fits a face into any box: a flat patch under the landmarks means the face has gone."""
+    left, top, right, bottom = (int(round(v)) for v in landmark_box(points))
+    patch = gray[max(top, 0) : max(bottom, 0) + 1, max(left, 0) : max(right, 0) + 1]
+    return patch.size < 16 or float(patch.std()) < MIN_FACE_CONTRAST
 
 
 def interpolate_missing(points: list[np.ndarray | None]) -> np.ndarray:
