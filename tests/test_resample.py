@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,6 @@ from emohead import paths
 from emohead.data.resample import load_config, run
 from emohead.errors import ConfigError, TooManyFailuresError
 from emohead.media import ffmpeg_exe, probe, write_video
-import subprocess
 
 
 def _make_clip(folder: Path, name: str, seconds: float = 1.0, fps: int = 30, rate: int = 48000) -> tuple[Path, Path]:

@@ -16,7 +16,6 @@ import numpy as np
 
 from emohead import paths
 from emohead.errors import InputError
-from emohead.features.schema import MFCC_PER_VIDEO_FRAME
 
 log = logging.getLogger(__name__)
 

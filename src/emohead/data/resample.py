@@ -51,9 +51,10 @@ def _video_filter(config: ResampleConfig) -> str:
 
 def resample_clip(clip: ClipFiles, config: ResampleConfig) -> dict:
     """Convert one clip; raise InputError naming the file when it cannot be decoded."""
-    for source in (clip.video, clip.audio):
-        if not source.is_file():
-            raise InputError(f"{source}: file not found")
+    if not probe(clip.video).has_video:
+        raise InputError(f"{clip.video}: has no video stream")
+    if not probe(clip.audio).has_audio:
+        raise InputError(f"{clip.audio}: has no audio stream")
     video_out = clip.out_dir / f"{clip.clip_id}.mp4"
     audio_out = clip.out_dir / f"{clip.clip_id}.wav"
     run_ffmpeg(
