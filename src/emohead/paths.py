@@ -14,3 +14,4 @@ METRICS = Path("metrics")
 PLOTS = Path("plots")
 CHECKPOINTS = Path("data/checkpoints")  # resumable training state, outside DVC outputs
 MANIFEST_NAME = "manifest.csv"  # in data/raw and data/resampled: one row per clip
+DOWNLOADS = Path("data/downloads")  # download cache: partial files survive a kill and resume

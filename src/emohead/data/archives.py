@@ -1,4 +1,4 @@
-"""Read MEAD's per-actor tars safely: list every member, refuse unsafe ones, extract only what is asked for."""
+"""Read MEAD's per-actor tars safely: list the members, refuse unsafe ones, extract only those asked for."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _corrupt(label: str, path: Path, reason: object) -> InputError:
 
 @contextlib.contextmanager
 def open_archive(path: Path, label: str) -> Iterator[tarfile.TarFile]:
-    """Open a tar (plain or compressed) for random access; `label` (e.g. "M019/video.tar") names it in errors."""
+    """Open a tar (plain or compressed) for random access; `label` ("M019/video.tar") names it in errors."""
     if not path.is_file():
         raise InputError(f"{label}: {path} not found")
     try:
@@ -34,18 +34,22 @@ def open_archive(path: Path, label: str) -> Iterator[tarfile.TarFile]:
         yield tar
 
 
+def _unsafe(label: str, path: Path, member: tarfile.TarInfo, reason: object) -> InputError:
+    return InputError(f"{label}: {path} has an unsafe member {member.name!r} ({reason}); refusing to extract")
+
+
 def _refuse_unsafe(member: tarfile.TarInfo, label: str, path: Path, dest: Path) -> None:
     parts = PurePosixPath(member.name).parts
     if member.name.startswith("/") or ".." in parts:
-        raise InputError(f"{label}: {path} has an unsafe member {member.name!r} (absolute or '..'); refusing it")
+        raise _unsafe(label, path, member, "absolute or '..'")
     try:  # also catches links pointing outside `dest` and device files
         tarfile.data_filter(member, str(dest))
     except tarfile.FilterError as exc:
-        raise InputError(f"{label}: {path} has an unsafe member {member.name!r} ({exc}); refusing it") from None
+        raise _unsafe(label, path, member, exc) from None
 
 
 def _check_end_marker(tar: tarfile.TarFile, path: Path, label: str) -> None:
-    """A plain tar cut exactly between two members lists cleanly; only the missing end-of-archive block tells."""
+    """A plain tar cut exactly between two members lists cleanly; only its missing end block tells."""
     if path.suffix != ".tar":
         return
     with path.open("rb") as raw:
@@ -71,7 +75,7 @@ def list_members(tar: tarfile.TarFile, path: Path, label: str, dest: Path) -> li
 
 
 def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, label: str) -> int:
-    """Copy one file member's bytes to `target` (links inside the archive resolve to their file); bytes written."""
+    """Copy one member's bytes to `target` (a link inside the archive gives its file); bytes written."""
     path = Path(tar.name) if tar.name else Path(label)
     try:
         source = tar.extractfile(member)

@@ -1,4 +1,4 @@
-"""HTTP(S) download into a cache that survives a kill: resume with Range, retries with backoff, sha256 check."""
+"""HTTP(S) download into a cache that survives a kill: resume via Range, retries with backoff, sha256."""
 
 from __future__ import annotations
 

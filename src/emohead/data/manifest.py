@@ -1,4 +1,4 @@
-"""data/raw/manifest.csv: one row per clip with both video and audio; built by scanning a MEAD-layout folder."""
+"""data/raw/manifest.csv: a row per clip with both video and audio, found by scanning a MEAD-layout folder."""
 
 from __future__ import annotations
 
@@ -106,8 +106,8 @@ def scan_layout(root: Path, camera: str = "front") -> Scan:
         elif key not in videos:
             missing.append(MissingClip(key.clip_id, "no video"))
         else:
-            video, audio = (videos[key].relative_to(root).as_posix(), audios[key].relative_to(root).as_posix())
-            rows.append(ManifestRow(key.clip_id, key.actor, key.emotion, key.level, key.sentence, video, audio))
+            video, audio = (p.relative_to(root).as_posix() for p in (videos[key], audios[key]))
+            rows.append(ManifestRow(key.clip_id, *astuple(key), video, audio))
     return Scan(rows, missing)
 
 
@@ -137,7 +137,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         reader = csv.DictReader(f)
         absent = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
         if absent:
-            raise InputError(f"{path}: manifest lacks column(s) {', '.join(absent)}; expected {', '.join(COLUMNS)}")
+            raise InputError(f"{path}: manifest lacks column(s) {', '.join(absent)} of {', '.join(COLUMNS)}")
         try:
             return [
                 ManifestRow(r["clip_id"], r["actor"], r["emotion"], int(r["level"]), int(r["sentence"]),
