@@ -67,7 +67,7 @@ class ClipScore:
     psnr_sum: float
     stage1_m_lmd: float
     stage1_f_lmd: float
-    predicted_emotion: str
+    predicted_emotion: str | None  # None: the stage 1 model has no emotion classifier (model.msef: false)
     side_by_side: np.ndarray | None = field(default=None, repr=False)  # only for clips made into videos
 
     @property
@@ -140,7 +140,10 @@ def score_clip(
     reference = inference.resize_frames(real[:1], models.crop_size)[0]
     reference_points = inference.resize_landmarks(real_points[0], source_size, models.crop_size)
     predicted, fake = inference.animate(models, clip.mfcc, reference, reference_points, n)
-    emotion_probs = models.stage1.predict_emotion(clip.mfcc, n)
+    # model.msef: false (Baseline, w/o MSEF) has no emotion classifier: accuracy is then not defined.
+    predicted_emotion = None
+    if getattr(models.stage1, "has_emotion_classifier", True):
+        predicted_emotion = EMOTIONS[int(np.argmax(models.stage1.predict_emotion(clip.mfcc, n)))]
 
     real = inference.resize_frames(real, crop_size)
     fake = inference.resize_frames(fake, crop_size)
@@ -168,7 +171,7 @@ def score_clip(
         psnr_sum=float(sum(metrics.psnr(r, f) for r, f in zip(real, fake, strict=True))),
         stage1_m_lmd=metrics.mouth_lmd(real_points, predicted),
         stage1_f_lmd=metrics.face_lmd(real_points, predicted),
-        predicted_emotion=EMOTIONS[int(np.argmax(emotion_probs))],
+        predicted_emotion=predicted_emotion,
         side_by_side=_side_by_side(real, fake, predicted) if keep_video else None,
     )
 
@@ -177,6 +180,7 @@ def summarise(scores: list[ClipScore]) -> dict[str, float]:
     """Pool clip scores: LMDs mean over clips (clips with no fitted frame left out), SSIM/PSNR over frames."""
     frames = sum(s.frames for s in scores)
     fitted = [s for s in scores if s.frames_fitted > 0]
+    classified = [s for s in scores if s.predicted_emotion is not None]
 
     def clip_mean(key: str, among: list[ClipScore]) -> float:
         return float(np.mean([getattr(s, key) for s in among])) if among else math.nan
@@ -188,7 +192,7 @@ def summarise(scores: list[ClipScore]) -> dict[str, float]:
         "psnr": sum(s.psnr_sum for s in scores) / frames if frames else math.nan,
         "stage1_f_lmd": clip_mean("stage1_f_lmd", scores),
         "stage1_m_lmd": clip_mean("stage1_m_lmd", scores),
-        "emotion_accuracy": float(np.mean([s.correct for s in scores])) if scores else math.nan,
+        "emotion_accuracy": float(np.mean([s.correct for s in classified])) if classified else math.nan,
         "clips": len(scores),
         "frames": frames,
         "frames_skipped": frames - sum(s.frames_fitted for s in scores),
@@ -259,7 +263,9 @@ def run(config: EvaluateConfig) -> None:
     if not clips_file.is_file():
         raise InputError(f"{clips_file}: not found; run `dvc repro features`")
     test = select_test_clips(pd.read_parquet(clips_file), config.max_clips)
-    models = inference.load_models(paths.MODELS)
+    from emohead.train.common import pick_device
+
+    models = inference.load_models(paths.MODELS, device=str(pick_device()))
     from emohead.features.landmarks import LandmarkDetector
 
     detector = LandmarkDetector()

@@ -75,13 +75,14 @@ def face_reference(image_path: Path, crop_size: int, margin: float) -> tuple[np.
 
 def read_speech(audio_path: Path) -> np.ndarray:
     """Any audio ffmpeg reads -> 16 kHz mono float32; empty or too short -> InputError, silence -> warning."""
+    from emohead.features.mfcc import is_silent
     from emohead.media import load_audio
 
     audio = load_audio(audio_path, inference.SAMPLE_RATE_HZ)
     if inference.n_frames_for(audio.size) < 1:
         raise InputError(f"{audio_path}: audio is {audio.size / inference.SAMPLE_RATE_HZ * 1000:.0f} ms long; "
                          f"need at least one video frame ({1000 / inference.FPS:.0f} ms)")
-    if inference.is_silent(audio):
+    if is_silent(audio):
         log.warning("%s: the audio is silent; the face will barely move", audio_path)
     return audio
 

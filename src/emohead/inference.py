@@ -6,7 +6,6 @@ exactly what a user gets from the command line.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,11 @@ import numpy as np
 
 from emohead import paths
 from emohead.errors import InputError
+from emohead.features.schema import MFCC_PER_VIDEO_FRAME
 
-log = logging.getLogger(__name__)
-
-FPS = 25  # the models consume MFCC_PER_VIDEO_FRAME (4) 10 ms MFCC frames per video frame: 25 fps only
+# The models consume MFCC_PER_VIDEO_FRAME 10 ms MFCC frames per video frame: 25 fps only.
+FPS = 1000 // (10 * MFCC_PER_VIDEO_FRAME)
 SAMPLE_RATE_HZ = 16000  # the paper's audio rate; MFCC hop 160 samples = 10 ms
-SILENCE_RMS = 1e-4  # below this RMS (full scale 1.0) the audio is treated as silence (-80 dBFS)
 
 # Which `dvc repro` target makes each model file (names as in dvc.yaml).
 MODEL_TARGETS: dict[str, str] = {
@@ -47,7 +45,7 @@ class Models:
     """The two trained stages, loaded once and reused for every clip."""
 
     stage1: object  # emohead.train.stage1.Stage1Predictor
-    stage2: object  # emohead.train.stage2.Stage2Renderer
+    stage2: object  # emohead.rendering.Stage2Renderer
 
     @property
     def crop_size(self) -> int:
@@ -63,8 +61,8 @@ def load_models(models_dir: Path = paths.MODELS, device: str = "cpu") -> Models:
     """Load stage1.pt and stage2.pt from models_dir (InputError naming the `dvc repro` target when absent)."""
     stage1_path, stage2_path = model_files(models_dir)
     # Imported here: torch and the model code cost seconds, and `emohead --help` must stay instant.
+    from emohead.rendering import Stage2Renderer
     from emohead.train.stage1 import Stage1Predictor
-    from emohead.train.stage2 import Stage2Renderer
 
     return Models(Stage1Predictor.load(stage1_path, device=device), Stage2Renderer.load(stage2_path, device=device))
 
@@ -72,10 +70,6 @@ def load_models(models_dir: Path = paths.MODELS, device: str = "cpu") -> Models:
 def n_frames_for(n_audio_samples: int, sample_rate_hz: int = SAMPLE_RATE_HZ, fps: int = FPS) -> int:
     """Video frames covering the audio: round(duration * fps)."""
     return int(round(n_audio_samples / sample_rate_hz * fps))
-
-
-def is_silent(audio: np.ndarray) -> bool:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS
 
 
 def audio_features(audio: np.ndarray, n_mfcc: int) -> np.ndarray:

@@ -26,6 +26,7 @@ def grouped_bars(
     title: str,
     ylabel: str,
     ax=None,
+    legend: bool = True,
 ) -> None:
     """One bar per (group, series); a None value leaves a gap. Written to path unless ax is given."""
     plt = _pyplot()
@@ -40,8 +41,8 @@ def grouped_bars(
     ax.set_xticks(x, groups, rotation=20)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    if len(series) > 1:
-        ax.legend(fontsize="small")
+    if legend and len(series) > 1:
+        ax.legend(fontsize="small", loc="best")
     if own:
         fig.tight_layout()
         _save(fig, path)
@@ -66,13 +67,15 @@ def table1_bars(rows: Mapping[str, Mapping[str, Mapping[str, float | None]]], pa
     """rows: {metric: {source ('ours'/'paper'): {row name: value}}} -> one panel per metric."""
     plt = _pyplot()
     metrics = list(rows)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.0))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.3))
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         sources = rows[metric]
         names = list(next(iter(sources.values())))
         grouped_bars(path, names, {s: [v.get(n) for n in names] for s, v in sources.items()},
-                     title=metric, ylabel=metric, ax=ax)
-    fig.tight_layout()
+                     title=metric, ylabel=metric, ax=ax, legend=False)
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize="small")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     _save(fig, path)
 
 

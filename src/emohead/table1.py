@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -121,8 +124,12 @@ Runner = Callable[[Sequence[str]], str]
 
 def run_command(args: Sequence[str]) -> str:
     """Run a dvc command in the repository; a failure raises EmoheadError with its last stderr line."""
+    args = list(args)
+    if args[0] == "dvc" and shutil.which("dvc") is None:
+        beside = Path(sys.executable).parent / "dvc"  # the venv's dvc when the venv is not activated
+        args[0] = str(beside) if beside.is_file() else args[0]
     try:
-        proc = subprocess.run(list(args), capture_output=True, text=True, check=False)
+        proc = subprocess.run(args, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise EmoheadError(f"{args[0]}: not found on PATH (activate the project's virtual environment)") from None
     if proc.returncode != 0:
@@ -153,15 +160,22 @@ def queue_rows(runner: Runner = run_command, replace: bool = False, jobs: int = 
 
 
 def wait_for_rows(
-    runner: Runner = run_command, poll_s: float = 30.0, sleep: Callable[[float], None] = time.sleep
+    runner: Runner = run_command, poll_s: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+    max_missing_polls: int = 3,
 ) -> dict[str, Experiment]:
     """Poll `dvc exp show --json` until every row's experiment has succeeded or failed."""
+    missing_polls = 0
     while True:
         experiments = show_experiments(runner)
         states = {row.experiment: experiments[row.experiment].state if row.experiment in experiments else "missing"
                   for row in ROWS}
         if all(state in TERMINAL_STATES for state in states.values()):
             return experiments
+        missing = [name for name, state in states.items() if state == "missing"]
+        missing_polls = missing_polls + 1 if missing else 0
+        if missing_polls >= max_missing_polls:  # neither queued, running nor finished: lost from the queue
+            raise EmoheadError(f"experiments {', '.join(missing)} left the queue without a result; "
+                               "see `dvc queue status` and `dvc queue logs <name>`")
         log.info("waiting: %s", ", ".join(f"{name} {state}" for name, state in states.items()))
         sleep(poll_s)
 
@@ -171,17 +185,21 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def _note(experiments: dict[str, Experiment]) -> list[str]:
-    """Dataset and perceptual-loss weights: the two facts that make our numbers incomparable to the paper's."""
+    """Dataset and perceptual-loss weights: the two facts that decide how comparable our numbers are."""
     ours = [experiments[row.experiment] for row in ROWS if row.experiment in experiments]
-    sources = sorted({str(e.params.get("params.yaml", {}).get("data", {}).get("source", "?")) for e in ours})
-    weights = sorted({str(e.metrics.get(TRAIN2_METRICS, {}).get("perceptual_weights", "?")) for e in ours})
+    sources = sorted({str(e.params.get("params.yaml", {}).get("data", {}).get("source")) for e in ours
+                      if e.params.get("params.yaml", {}).get("data")})
+    weights = sorted({str(e.metrics[TRAIN2_METRICS].get("perceptual_weights")) for e in ours
+                      if TRAIN2_METRICS in e.metrics})
+    dataset = f"- Dataset (`data.source`): {', '.join(sources) or 'unknown'}. The paper uses MEAD (8:2 split)."
+    if "sample" in sources:
+        dataset += " `sample` is the generated offline dataset: compare the ordering of rows, not the values."
     return [
-        f"- Dataset (`data.source`): {', '.join(sources) or '?'}. The paper uses MEAD (60 actors, 8:2 split); "
-        "`sample` is the generated offline dataset, so only the *ordering* of rows is comparable.",
-        f"- Perceptual-loss weights (`metrics/train2.json` perceptual_weights): {', '.join(weights) or '?'} "
-        "(the paper uses ImageNet VGG-19).",
-        "- Our LMDs are in pixels of the evaluation crop (`evaluate.crop_size`), dlib re-fitted on real and "
-        "generated frames; SSIM/PSNR on uint8 RGB (see src/emohead/evaluate.py).",
+        dataset,
+        f"- Perceptual-loss weights (`metrics/train2.json` perceptual_weights): {', '.join(weights) or 'unknown'} "
+        "(the paper uses ImageNet-trained VGG-19).",
+        "- Our LMDs are in pixels of the evaluation crop (`evaluate.crop_size`, 128 as evaluation_eat), dlib "
+        "re-fitted on real and generated frames; SSIM/PSNR on uint8 RGB (see src/emohead/evaluate.py).",
     ]
 
 
@@ -224,6 +242,12 @@ def write_report(experiments: dict[str, Experiment], reports: Path = REPORTS) ->
 def table1(run: bool = True, replace: bool = False, jobs: int = 1, runner: Runner = run_command,
            poll_s: float = 30.0, reports: Path = REPORTS) -> tuple[Path, Path]:
     """Queue and run the four rows (unless run=False), wait, collect, write the report."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if run and jobs > 1 and not uri.startswith(("http://", "https://")):
+        raise EmoheadError(
+            f"--jobs {jobs}: parallel queue workers must not share the SQLite MLflow store; start `mlflow server "
+            "--backend-store-uri sqlite:///mlflow.db` and export MLFLOW_TRACKING_URI=http://127.0.0.1:5000"
+        )
     if run:
         queue_rows(runner, replace=replace, jobs=jobs)
         experiments = wait_for_rows(runner, poll_s)
