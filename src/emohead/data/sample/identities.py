@@ -78,28 +78,30 @@ def close_mouth(landmarks: np.ndarray) -> np.ndarray:
     return rest
 
 
-def face_mask(image_shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
-    """Soft float mask of face skin: the jaw hull extended up over the forehead."""
+def skin_mask(image_shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """Soft float mask of skin: the jaw hull extended up over the forehead and down over the neck."""
     jaw = landmarks[JAW]
     brow_top = landmarks[BROWS, 1].min()
     chin = landmarks[8, 1]
-    forehead = np.array([[jaw[-1, 0], brow_top - 0.25 * (chin - brow_top)],
-                         [jaw[0, 0], brow_top - 0.25 * (chin - brow_top)]])
-    hull = cv2.convexHull(np.vstack([jaw, forehead]).astype(np.float32)).astype(np.int32)
+    face_h = chin - brow_top
+    forehead = [[jaw[-1, 0], brow_top - 0.25 * face_h], [jaw[0, 0], brow_top - 0.25 * face_h]]
+    neck = [[jaw[4, 0], chin + 0.3 * face_h], [jaw[12, 0], chin + 0.3 * face_h]]
+    hull = cv2.convexHull(np.vstack([jaw, forehead, neck]).astype(np.float32)).astype(np.int32)
     mask = np.zeros(image_shape[:2], np.float32)
     cv2.fillConvexPoly(mask, hull, 1.0)
-    sigma = 0.04 * (chin - brow_top)
-    return cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
+    return cv2.GaussianBlur(mask, (0, 0), 0.04 * face_h)[..., None]
 
 
 def recolour(photo: np.ndarray, landmarks: np.ndarray, skin_gain: tuple[float, float, float],
              hue_shift_deg: float) -> np.ndarray:
-    """A different person's colouring: skin tone scaled per channel, hair/clothes/background hue-rotated."""
-    mask = face_mask(photo.shape, landmarks)
+    """A different person's colouring: skin tone scaled per channel; hair, clothes and background
+    darker, less saturated and hue-rotated (light brown hair becomes dark)."""
+    mask = skin_mask(photo.shape, landmarks)
     skin = photo.astype(np.float32) * np.asarray(skin_gain, np.float32)
     hsv = cv2.cvtColor(photo, cv2.COLOR_RGB2HSV)
     hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(hue_shift_deg / 2)) % 180  # OpenCV hue is 0..179
-    hsv[..., 2] = (hsv[..., 2] * 0.85).astype(np.uint8)
+    hsv[..., 1] = (hsv[..., 1] * 0.6).astype(np.uint8)
+    hsv[..., 2] = (hsv[..., 2] * 0.55).astype(np.uint8)
     surround = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
     return np.clip(mask * skin + (1 - mask) * surround, 0, 255).astype(np.uint8)
 
