@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+import torch
 
 from emohead.errors import InputError
 from emohead.features.schema import N_POINTS
@@ -59,3 +61,57 @@ def draw_landmarks(landmarks: np.ndarray, size: int) -> np.ndarray:
         polyline = fixed[part.start : part.stop].reshape(-1, 1, 2)
         cv2.polylines(canvas, [polyline], part.closed, part.colour, width, cv2.LINE_8, _SUBPIXEL_BITS)
     return canvas
+
+
+class Stage2Renderer:
+    """The trained translator as a function: landmarks + reference face -> frames (what evaluate calls)."""
+
+    FORMAT = "emohead.stage2/1"
+
+    def __init__(self, model: torch.nn.Module, crop_size: int, device: str | torch.device = "cpu"):
+        self.model = model.to(device).eval()
+        self.crop_size = crop_size
+        self.device = torch.device(device)
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu") -> Stage2Renderer:
+        from emohead.models.unet import AATU, TranslatorSpec
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: stage-2 model not found; run `dvc repro train_stage2`")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if payload.get("format") != cls.FORMAT:
+                raise ValueError(f"format {payload.get('format')!r}, expected {cls.FORMAT!r}")
+            model = AATU(TranslatorSpec(**payload["spec"]))
+            model.load_state_dict(payload["state_dict"])
+        except Exception as exc:  # truncated file, other format, incompatible weights
+            raise InputError(
+                f"{path}: not a usable stage-2 model ({type(exc).__name__}: {exc}); "
+                "run `dvc repro train_stage2`"
+            ) from None
+        return cls(model, int(payload["crop_size"]), device)
+
+    def render(self, landmarks: np.ndarray, reference: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """landmarks (n, 68, 2) in crop pixels, reference (S, S, 3) uint8 RGB -> (n, S, S, 3) uint8 RGB."""
+        size = self.crop_size
+        landmarks = np.asarray(landmarks)
+        if landmarks.ndim != 3 or landmarks.shape[1:] != (N_POINTS, 2):
+            raise InputError(f"landmarks: expected shape (n, {N_POINTS}, 2), got {landmarks.shape}")
+        reference = np.asarray(reference)
+        if reference.shape != (size, size, 3) or reference.dtype != np.uint8:
+            raise InputError(
+                f"reference: expected uint8 ({size}, {size}, 3), got {reference.dtype} {reference.shape}"
+            )
+        ref = torch.from_numpy(np.array(reference, copy=True)).permute(2, 0, 1).float().div(255.0)
+        frames = np.empty((len(landmarks), size, size, 3), np.uint8)
+        with torch.inference_mode():
+            for start in range(0, len(landmarks), batch_size):
+                chunk = landmarks[start : start + batch_size]
+                sketches = np.stack([draw_landmarks(points, size) for points in chunk])
+                sketch = torch.from_numpy(sketches).permute(0, 3, 1, 2).float().div(255.0)
+                inputs = torch.cat([sketch, ref.expand(len(chunk), -1, -1, -1)], dim=1).to(self.device)
+                out = self.model(inputs).clamp(0, 1).mul(255).round().byte()
+                frames[start : start + len(chunk)] = out.permute(0, 2, 3, 1).cpu().numpy()
+        return frames

@@ -1,4 +1,4 @@
-"""CBAM (Woo et al., ECCV 2018): channel attention, then spatial attention; AATU's attention block (sec. 3.2)."""
+"""CBAM (Woo et al., ECCV 2018): channel then spatial attention; AATU's attention block (sec. 3.2)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ class ChannelGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         hidden = max(1, channels // reduction)  # narrow layers (e.g. 8 channels) would otherwise get 0 units
-        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
+        )
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, 1, 1) weights in (0, 1)."""

@@ -24,8 +24,28 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torchvision's cfg "E": conv widths, "M" = 2x2 max-pool.
 VGG19_CONFIG: tuple[int | str, ...] = (
-    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
-)  # fmt: skip
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 CLASSIFIER_KEYS = frozenset(f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias"))
 
 
@@ -69,7 +89,9 @@ class VGG19Features(nn.Module):
         super().__init__()
         unknown = [name for name in layers if name not in RELU_INDEX]
         if unknown or not layers:
-            raise InputError(f"perceptual.layers: unknown layer {unknown or layers}; valid: {', '.join(RELU_INDEX)}")
+            raise InputError(
+                f"perceptual.layers: unknown layer {unknown or layers}; valid: {', '.join(RELU_INDEX)}"
+            )
         self.layers = tuple(layers)
         self.indices = {RELU_INDEX[name]: name for name in layers}
         self.features = _build_features(max(self.indices))
@@ -87,21 +109,27 @@ class VGG19Features(nn.Module):
         return out
 
     def random_init(self, seed: int = 0) -> None:
-        """torchvision's VGG init (Kaiming normal, fan_out), from a fixed seed, leaving the global RNG alone."""
+        """torchvision's VGG init (Kaiming normal, fan_out) from a fixed seed; the global RNG is untouched."""
         generator = torch.Generator().manual_seed(seed)
         for module in self.features:
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+                nn.init.kaiming_normal_(
+                    module.weight, mode="fan_out", nonlinearity="relu", generator=generator
+                )
                 nn.init.zeros_(module.bias)
 
     def load_torchvision(self, path: Path) -> None:
-        """Load torchvision's vgg19 state dict (features.* + classifier.*); wrong keys/shapes -> InputError."""
+        """Load torchvision's vgg19 state dict (features.*, classifier.*); bad keys/shapes -> InputError."""
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # corrupt zip, pickle, truncated download
-            raise InputError(f"{path}: cannot read the VGG-19 state dict ({type(exc).__name__}: {exc})") from None
+            raise InputError(
+                f"{path}: cannot read the VGG-19 state dict ({type(exc).__name__}: {exc})"
+            ) from None
         if not isinstance(state, dict):
-            raise InputError(f"{path}: expected a state dict (mapping of parameter names), got {type(state).__name__}")
+            raise InputError(
+                f"{path}: expected a state dict (mapping of parameter names), got {type(state).__name__}"
+            )
         check_vgg19_state(state, path)
         own = self.features.state_dict()
         self.features.load_state_dict({k: state[f"features.{k}"] for k in own}, strict=True)
@@ -122,7 +150,9 @@ def check_vgg19_state(state: dict[str, torch.Tensor], path: Path) -> None:
         raise InputError(f"{path}: not a torchvision VGG-19 state dict: unexpected key {unexpected[0]!r}")
 
 
-def load_vgg19(layers: tuple[str, ...], weights_path: Path, missing: str, seed: int = 0) -> tuple[VGG19Features, str]:
+def load_vgg19(
+    layers: tuple[str, ...], weights_path: Path, missing: str, seed: int = 0
+) -> tuple[VGG19Features, str]:
     """Frozen VGG-19 features and where its weights came from: "imagenet" or "random-init"."""
     network = VGG19Features(layers)
     weights_path = Path(weights_path)
@@ -131,15 +161,19 @@ def load_vgg19(layers: tuple[str, ...], weights_path: Path, missing: str, seed: 
         source = "imagenet"
     elif missing == "error":
         raise InputError(
-            f"{weights_path}: VGG-19 ImageNet weights not found; on a machine with internet download {WEIGHTS_URL} "
+            f"{weights_path}: VGG-19 ImageNet weights not found; on a machine with internet download "
+            f"{WEIGHTS_URL} "
             f"(torchvision's file) and copy it to {weights_path}, or set perceptual.missing: random"
         )
     else:
         log.warning(
             "%s not found: the perceptual loss uses a randomly initialised VGG-19 (seed %d); "
             "download %s to %s for the paper's ImageNet features",
-            weights_path, seed, WEIGHTS_URL, weights_path,
-        )  # fmt: skip
+            weights_path,
+            seed,
+            WEIGHTS_URL,
+            weights_path,
+        )
         network.random_init(seed)
         source = "random-init"
     network.eval().requires_grad_(False)
