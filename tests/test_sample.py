@@ -12,8 +12,8 @@ import pytest
 from emohead.config import from_dict
 from emohead.data.layout import ClipKey
 from emohead.data.sample import SampleConfig, clip_keys, generate_dataset, perform
-from emohead.data.sample.identities import _dlib_models
 from emohead.errors import ConfigError
+from emohead.face_models import dlib_models
 from emohead.media import load_audio, probe, read_frames
 
 TINY = SampleConfig(seed=3, actors=("W902",), sentences=2, duration_s=1.6, workers=2)
@@ -31,7 +31,7 @@ def tiny_dataset(tmp_path_factory) -> tuple[Path, list[ClipKey]]:
 def dlib_tracks(tiny_dataset) -> dict[str, dict[str, np.ndarray]]:
     """Per clip: faces found per frame, dlib's 68 landmarks (NaN where none), audio RMS per frame."""
     root, keys = tiny_dataset
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     tracks = {}
     for key in keys:
         frames = read_frames(root / key.video_relpath())

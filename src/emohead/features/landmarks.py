@@ -8,10 +8,7 @@ when the fit degrades or every `redetect_every` frames.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
-from functools import cache
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -19,6 +16,7 @@ import dlib
 import numpy as np
 
 from emohead.errors import InputError
+from emohead.face_models import dlib_models, predictor_path  # noqa: F401 (re-exported)
 from emohead.features.schema import N_POINTS
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom in full-frame pixels
@@ -30,21 +28,6 @@ MAX_SIZE_CHANGE = 1.25  # ratio of landmark box sizes, either way
 MIN_FACE_CONTRAST = 4.0  # grey-level std under the landmarks; below it the "face" is a flat patch
 
 
-@cache
-def predictor_path() -> Path:
-    """The 68-point model in face_recognition_models (found, not imported: it breaks on setuptools >= 81)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("face_recognition_models is not installed: it provides the 68-point dlib model")
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise InputError(f"{path}: dlib's 68-point shape predictor is missing")
-    return path
-
-
-@cache
-def _dlib_models() -> tuple[dlib.fhog_object_detector, dlib.shape_predictor]:
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
 
 
 def to_gray(image_rgb: np.ndarray) -> np.ndarray:
@@ -75,7 +58,7 @@ class LandmarkDetector:
     def __init__(self, detect_max_side: int = 320, redetect_every: int = 0):
         self.detect_max_side = detect_max_side
         self.redetect_every = redetect_every
-        self._detector, self._predictor = _dlib_models()
+        self._detector, self._predictor = dlib_models()
         self.detections = 0  # frames that ran the HOG detector, over this object's life
 
     def detect(self, image_rgb: np.ndarray) -> list[Box]:

@@ -16,6 +16,8 @@ from torch import nn
 from emohead.features.schema import N_POINTS
 from emohead.models.msef import MSEF, mlp
 
+MOTION_SCALE = 0.01  # the FC predicts motion in percent of the crop side: O(1) outputs, not O(0.01)
+
 
 @dataclass(frozen=True)
 class Stage1Architecture:
@@ -33,7 +35,8 @@ class Stage1Architecture:
 
 
 class Audio2Lm(nn.Module):
-    """[E_Lm, E_A, f_e] per frame -> LSTM over the clip's frames -> FC -> (B, T, 68, 2) displacements."""
+    """[E_Lm, E_A, f_e] per frame -> LSTM over the clip's frames -> FC -> (B, T, 68, 2) displacements
+    in normalised crop coordinates."""
 
     def __init__(self, in_dim: int, hidden: int, layers: int):
         super().__init__()
@@ -44,7 +47,7 @@ class Audio2Lm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden, _ = self.lstm(x)
-        return self.fc(hidden).unflatten(-1, (N_POINTS, 2))
+        return MOTION_SCALE * self.fc(hidden).unflatten(-1, (N_POINTS, 2))
 
 
 @dataclass
@@ -69,7 +72,8 @@ class Stage1Model(nn.Module):
     def forward(self, mfcc_windows: torch.Tensor, reference: torch.Tensor) -> Stage1Output:
         audio = mfcc_windows.flatten(2)  # (B, T, window * n_mfcc)
         frames = audio.shape[1]
-        identity = self.landmark_encoder(reference.flatten(1))  # (B, 512): x0, y0, x1, y1, ...
+        # Centred on the crop and scaled to about +-1 (a face fills ~half the crop): unbiased MLP inputs.
+        identity = self.landmark_encoder(4.0 * (reference.flatten(1) - 0.5))  # (B, 512): x0, y0, x1, y1, ...
         parts = [identity.unsqueeze(1).expand(-1, frames, -1), self.audio_encoder(audio)]
         logits = None
         if self.msef is not None:

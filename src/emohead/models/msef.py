@@ -42,7 +42,7 @@ class MemoryUnits(nn.Module):
 
 
 class MSEF(nn.Module):
-    """MFCC windows (B, T, window * n_mfcc) -> emotional features f_e (B, T, C) and emotion logits (B, T, 8)."""
+    """MFCC windows (B, T, window * n_mfcc) -> emotional features f_e (B, T, C), emotion logits (B, T, 8)."""
 
     def __init__(self, in_dim: int, feature_dim: int, memory_size: int, n_emotions: int, hidden_dim: int = 256):
         super().__init__()

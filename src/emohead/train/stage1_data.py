@@ -153,17 +153,16 @@ class Window:
     length: int
 
 
-def training_windows(clips: list[Clip], sequence_len: int) -> list[Window]:
-    """Cut clips into sequences of `sequence_len` frames, half-overlapping, the last one flush with the end.
-
-    A clip shorter than sequence_len is one window of its own length.
+def training_windows(n_frames: list[int], sequence_len: int) -> list[Window]:
+    """Cut clips (given by frame counts) into sequences of `sequence_len` frames, half-overlapping, the last
+    one flush with the end. A clip shorter than sequence_len is one window of its own length.
     """
     windows = []
-    for index, clip in enumerate(clips):
-        length = min(sequence_len, clip.n_frames)
-        starts = list(range(0, clip.n_frames - length + 1, max(1, length // 2)))
-        if starts[-1] != clip.n_frames - length:
-            starts.append(clip.n_frames - length)
+    for index, frames in enumerate(n_frames):
+        length = min(sequence_len, frames)
+        starts = list(range(0, frames - length + 1, max(1, length // 2)))
+        if starts[-1] != frames - length:
+            starts.append(frames - length)
         windows.extend(Window(index, start, length) for start in starts)
     return windows
 

@@ -1,4 +1,8 @@
-"""Stage 1's joint loss (paper eq. 2-4), on landmarks in normalised crop coordinates (px / crop_size)."""
+"""Stage 1's joint loss (paper eq. 2-4).
+
+The landmark terms measure landmarks in percent of the crop side: in normalised coordinates (px / crop_size)
+an MSE is ~1e-5 and its gradients sink to the size of Adam's eps, which stalls training.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from emohead.features.schema import MOUTH, N_POINTS
+
+PERCENT = 100.0  # normalised crop coordinates -> percent of the crop side
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ def joint_loss(
     logits: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_joint and its terms; without logits (no MSEF) L_ec is absent."""
+    """L_joint and its terms; fake/real in normalised crop coordinates; without logits (no MSEF) no L_ec."""
+    fake, real = fake * PERCENT, real * PERCENT
     terms = {
         "pca": pca_loss(fake, real, components),
         "landmark": landmark_loss(fake, real),

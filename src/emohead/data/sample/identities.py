@@ -4,15 +4,14 @@ mirrored, reshaped variant. Landmarks come from dlib's 68-point predictor, found
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from emohead.errors import InputError
+from emohead.face_models import dlib_models
 
 # dlib's 68-point scheme (0-based): the groups the animation moves.
 JAW = np.arange(0, 17)
@@ -39,28 +38,11 @@ class Identity:
     formant_scale: float  # vocal-tract length: formants scale by this
 
 
-def shape_predictor_path() -> Path:
-    """dlib's 68-point model inside face_recognition_models (located, not imported: the import needs
-    pkg_resources, which new setuptools lacks)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("face_recognition_models: package not installed (pip install face-recognition-models)")
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise InputError(f"{path}: dlib's 68-point shape predictor is missing")
-    return path
-
-
-@cache
-def _dlib_models():
-    import dlib
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(shape_predictor_path()))
 
 
 def detect_landmarks(image: np.ndarray, upsample: int = 1) -> np.ndarray:
     """68 landmarks of the largest face dlib's HOG detector finds in an RGB image."""
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     faces = detector(image, upsample)
     if not faces:
         raise InputError("identity photo: dlib found no face")
