@@ -36,7 +36,7 @@ def _raw_dataset(root: Path, n_clips: int) -> None:
     pd.DataFrame(rows).to_csv(raw / paths.MANIFEST_NAME, index=False)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_killed_resample_leaves_no_output_and_reruns(tmp_path, sig):
     _raw_dataset(tmp_path, n_clips=12)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"resample": {"workers": 1}}))

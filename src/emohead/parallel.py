@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -47,7 +48,10 @@ def map_clips(
             outcomes[i] = _call(fn, item)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: forking a process that already runs threads (torch, MLflow, a test's HTTP server)
+        # can deadlock the children on locks held by threads that do not exist in them.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(_call, fn, item): i for i, item in enumerate(items)}
             for future in as_completed(futures):
                 outcomes[futures[future]] = future.result()
