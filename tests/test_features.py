@@ -293,15 +293,6 @@ def test_tracking_agrees_with_per_frame_detection(shared_clips: Path) -> None:
     assert distance < 2.0
 
 
-def test_tracking_interpolates_a_face_that_disappears(shared_clips: Path) -> None:
-    frames = read_frames(shared_clips / "Audio_Source_00373.mp4")[:20].copy()
-    frames[8:12] = 128  # four grey frames: no face
-    landmarks, detected, _ = LandmarkDetector().track_clip(frames)
-    assert list(np.flatnonzero(~detected)) == [8, 9, 10, 11]
-    expected = landmarks[7] + (landmarks[12] - landmarks[7]) * (2 / 5)  # frame 9 between frames 7 and 12
-    np.testing.assert_allclose(landmarks[9], expected, atol=1e-3)
-
-
 def test_crop_coordinates_follow_the_pixels() -> None:
     frame = np.zeros((200, 300, 3), np.uint8)
     frame[120, 90] = 255  # one bright pixel

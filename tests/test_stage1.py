@@ -497,18 +497,6 @@ def test_without_msef_no_classifier_and_no_ec(features_dir):
 # --- bad inputs ---------------------------------------------------------------------------------------------
 
 
-def test_missing_model_names_the_file_and_the_command(tmp_path):
-    with pytest.raises(InputError, match=r"stage1\.pt.*dvc repro train_stage1"):
-        stage1.Stage1Predictor.load(tmp_path / "models" / "stage1.pt")
-
-
-def test_empty_test_split_is_a_clear_error(tmp_path, monkeypatch):
-    write_features(tmp_path, sentences=1, emotions=("angry",), test_sentence=5)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match="no usable clips in the test split"):
-        stage1.run(stage1.load_config(tiny_params()))
-
-
 def test_missing_features_and_pca_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match=r"pca\.json.*dvc repro pca"):
