@@ -98,6 +98,16 @@ def test_no_run_writes_report_from_exp_show(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+QUEUE_RUNNING = """Task     Name             Created    Status
+779a042  table1-baseline  05:10 AM   Success
+34fa091  table1-wo-msef   05:10 AM   Running
+36d97dd  table1-wo-aatu   05:10 AM   Queued
+15c191b  table1-ours      05:10 AM   Queued
+
+Worker status: 1 active, 0 idle
+"""  # as DVC 3.67 prints it
+
+
 def test_run_queues_four_rows_with_one_worker_and_waits(tmp_path):
     recorded = json.loads(EXP_SHOW.read_text())
     finished = json.loads(EXP_SHOW.read_text())
@@ -107,12 +117,17 @@ def test_run_queues_four_rows_with_one_worker_and_waits(tmp_path):
         for row in table1.ROWS
     ]
     empty = [recorded[0], {**recorded[1], "experiments": []}]
-    shows = iter([empty, recorded, finished])  # before queueing, one poll while running, then all done
+    shows = iter([empty, finished])  # before queueing, then once everything has finished
+    queue = iter([QUEUE_RUNNING, QUEUE_RUNNING.replace("Running", "Success").replace("Queued", "Success")])
     calls = []
 
     def runner(args):
         calls.append(list(args))
-        return json.dumps(next(shows)) if args[:3] == ["dvc", "exp", "show"] else ""
+        if args[:3] == ["dvc", "exp", "show"]:
+            return json.dumps(next(shows))
+        if args[:3] == ["dvc", "queue", "status"]:
+            return next(queue)
+        return "abc123\n" if args[:2] == ["git", "rev-parse"] else ""
 
     md, _ = table1.table1(run=True, runner=runner, reports=tmp_path, poll_s=0)
     queued = [c for c in calls if c[:4] == ["dvc", "exp", "run", "--queue"]]
@@ -122,8 +137,15 @@ def test_run_queues_four_rows_with_one_worker_and_waits(tmp_path):
     ours = next(c for c in queued if c[5] == "table1-ours")
     assert ours[6:] == ["-S", "model.msef=true", "-S", "model.cbam=true"]
     assert ["dvc", "queue", "start", "--jobs", "1"] in calls
-    assert sum(c[:3] == ["dvc", "exp", "show"] for c in calls) == 3
+    # Collected from the commit the rows were queued on, even if HEAD moved meanwhile.
+    assert calls[-1] == ["dvc", "exp", "show", "--json", "--rev", "abc123"]
     assert "(not run)" not in md.read_text() and "(queued)" not in md.read_text()
+
+
+def test_queue_status_is_parsed_per_row():
+    assert table1.queue_states(lambda args: QUEUE_RUNNING) == {
+        "table1-baseline": "success", "table1-wo-msef": "running", "table1-wo-aatu": "queued",
+        "table1-ours": "queued"}
 
 
 def test_existing_rows_are_not_silently_rerun(tmp_path):
@@ -165,5 +187,5 @@ def test_waiting_gives_up_on_rows_that_vanish_from_the_queue():
     empty[1]["experiments"] = []
     sleeps = []
     with pytest.raises(table1.EmoheadError, match="left the queue"):
-        table1.wait_for_rows(lambda args: json.dumps(empty), poll_s=5, sleep=sleeps.append)
+        table1.wait_for_rows(lambda args: "Task  Name  Created  Status\n", poll_s=5, sleep=sleeps.append)
     assert sleeps == [5, 5]

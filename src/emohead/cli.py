@@ -26,7 +26,7 @@ def _generate(args: argparse.Namespace) -> None:
 def _table1(args: argparse.Namespace) -> None:
     from emohead.table1 import table1
 
-    md, png = table1(run=not args.no_run, replace=args.replace, jobs=args.jobs, poll_s=args.poll_s,
+    md, png = table1(run=not args.no_run, replace=args.replace, jobs=args.jobs, poll_s=args.poll_s, rev=args.rev,
                      reports=args.reports)
     print(f"wrote {md} and {png}")
 
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reports/table1.png beside the paper's numbers.",
     )
     tab.add_argument("--no-run", action="store_true", help="only collect finished experiments and write the report")
+    tab.add_argument("--rev", metavar="COMMIT", default=None,
+                     help="with --no-run: collect experiments queued on this commit (default: HEAD)")
     tab.add_argument("--replace", action="store_true", help="remove earlier table1-* experiments before queueing")
     tab.add_argument("--jobs", type=int, default=1,
                      help="queue workers (default 1; >1 needs an MLflow server, see above)")

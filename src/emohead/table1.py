@@ -138,8 +138,20 @@ def run_command(args: Sequence[str]) -> str:
     return proc.stdout
 
 
-def show_experiments(runner: Runner = run_command) -> dict[str, Experiment]:
-    return parse_exp_show(runner(["dvc", "exp", "show", "--json"]))
+def show_experiments(runner: Runner = run_command, rev: str | None = None) -> dict[str, Experiment]:
+    """Experiments derived from `rev` (HEAD by default: a commit made while the queue ran hides them)."""
+    return parse_exp_show(runner(["dvc", "exp", "show", "--json", *(["--rev", rev] if rev else [])]))
+
+
+def queue_states(runner: Runner = run_command) -> dict[str, str]:
+    """`dvc queue status` -> {experiment name: queued | running | success | failed} for the Table 1 rows."""
+    names = {row.experiment for row in ROWS}
+    states = {}
+    for line in runner(["dvc", "queue", "status"]).splitlines():
+        cells = line.split()
+        if len(cells) >= 3 and cells[1] in names:  # Task  Name  Created...  Status
+            states[cells[1]] = cells[-1].lower()
+    return states
 
 
 def queue_rows(runner: Runner = run_command, replace: bool = False, jobs: int = 1) -> None:
@@ -160,17 +172,16 @@ def queue_rows(runner: Runner = run_command, replace: bool = False, jobs: int = 
 
 
 def wait_for_rows(
-    runner: Runner = run_command, poll_s: float = 30.0, sleep: Callable[[float], None] = time.sleep,
-    max_missing_polls: int = 3,
+    runner: Runner = run_command, baseline: str | None = None, poll_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep, max_missing_polls: int = 3,
 ) -> dict[str, Experiment]:
-    """Poll `dvc exp show --json` until every row's experiment has succeeded or failed."""
+    """Poll `dvc queue status` until every row has succeeded or failed, then collect from `baseline`."""
     missing_polls = 0
     while True:
-        experiments = show_experiments(runner)
-        states = {row.experiment: experiments[row.experiment].state if row.experiment in experiments else "missing"
-                  for row in ROWS}
+        found = queue_states(runner)
+        states = {row.experiment: found.get(row.experiment, "missing") for row in ROWS}
         if all(state in TERMINAL_STATES for state in states.values()):
-            return experiments
+            return show_experiments(runner, rev=baseline)
         missing = [name for name, state in states.items() if state == "missing"]
         missing_polls = missing_polls + 1 if missing else 0
         if missing_polls >= max_missing_polls:  # neither queued, running nor finished: lost from the queue
@@ -240,7 +251,7 @@ def write_report(experiments: dict[str, Experiment], reports: Path = REPORTS) ->
 
 
 def table1(run: bool = True, replace: bool = False, jobs: int = 1, runner: Runner = run_command,
-           poll_s: float = 30.0, reports: Path = REPORTS) -> tuple[Path, Path]:
+           poll_s: float = 30.0, reports: Path = REPORTS, rev: str | None = None) -> tuple[Path, Path]:
     """Queue and run the four rows (unless run=False), wait, collect, write the report."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if run and jobs > 1 and not uri.startswith(("http://", "https://")):
@@ -249,10 +260,11 @@ def table1(run: bool = True, replace: bool = False, jobs: int = 1, runner: Runne
             "--backend-store-uri sqlite:///mlflow.db` and export MLFLOW_TRACKING_URI=http://127.0.0.1:5000"
         )
     if run:
+        baseline = runner(["git", "rev-parse", "HEAD"]).strip()
         queue_rows(runner, replace=replace, jobs=jobs)
-        experiments = wait_for_rows(runner, poll_s)
+        experiments = wait_for_rows(runner, baseline, poll_s)
     else:
-        experiments = show_experiments(runner)
+        experiments = show_experiments(runner, rev=rev)
     missing = [row.experiment for row in ROWS if row.experiment not in experiments]
     if len(missing) == len(ROWS):
         raise InputError("dvc exp show: none of the Table 1 experiments exist; run `emohead table1` without --no-run")
