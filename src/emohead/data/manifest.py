@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Literal
 
 from emohead.data.layout import ACTOR_PATTERN, AUDIO_EXTENSIONS, CAMERAS, EMOTIONS, ClipKey
-from emohead.errors import InputError
 
 _LEVEL = re.compile(r"^level_(\d+)$")
 _SENTENCE = re.compile(r"^(\d+)$")
@@ -127,22 +126,3 @@ def write_missing(path: Path, missing: Sequence[MissingClip]) -> None:
         writer = csv.writer(f)
         writer.writerow(("clip_id", "reason"))
         writer.writerows((m.clip_id, m.reason) for m in missing)
-
-
-def read_manifest(path: Path) -> list[ManifestRow]:
-    """Read a manifest written by write_manifest; a missing file or column is an InputError naming it."""
-    if not path.is_file():
-        raise InputError(f"{path}: manifest not found (run the download stage first)")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        absent = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
-        if absent:
-            raise InputError(f"{path}: manifest lacks column(s) {', '.join(absent)} of {', '.join(COLUMNS)}")
-        try:
-            return [
-                ManifestRow(r["clip_id"], r["actor"], r["emotion"], int(r["level"]), int(r["sentence"]),
-                            r["video"], r["audio"])
-                for r in reader
-            ]
-        except ValueError as exc:
-            raise InputError(f"{path}: line {reader.line_num}: {exc}") from None

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from emohead import paths
 from emohead.atomic import atomic_path, write_json
 from emohead.config import from_dict
+from emohead.data.manifest_io import read_manifest as read_table
 from emohead.errors import ConfigError, InputError, TooManyFailuresError
 from emohead.features import schema
 from emohead.features.crops import clip_crop_box, crop_frames, to_crop_coords
@@ -157,19 +158,9 @@ def process_clip(task: ClipTask, config: FeaturesConfig, crops_dir: Path) -> Cli
 
 
 def read_manifest(root: Path) -> pd.DataFrame:
-    """The resample stage's manifest, rows with status ok, paths made absolute-ish (root / relative)."""
+    """The resample stage's manifest, only the rows with status ok."""
     path = root / paths.MANIFEST_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: manifest not found (run the resample stage first)")
-    try:
-        manifest = pd.read_csv(
-            path, dtype={"clip_id": str, "actor": str, "emotion": str}, keep_default_na=False
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise InputError(f"{path}: missing columns {', '.join(missing)}")
+    manifest = read_table(path, MANIFEST_COLUMNS, written_by="resample")
     ok = manifest[manifest["status"] == "ok"].reset_index(drop=True)
     if ok.empty:
         raise InputError(f"{path}: no clips with status ok")
